@@ -1,0 +1,1 @@
+"""Shared code of the sparse autoencoder scripts: MNIST loading, the model, mosaics and outputs."""
