@@ -5,7 +5,9 @@ is the mean squared reconstruction error, plus weight decay, plus beta times
 the KL divergence between p and each hidden unit's mean activation over the
 samples. Save, per p, three 10x10 mosaics: the input weights of the first 100
 hidden units (W1_<p>.png), the first 100 training images (X_<p>.png) and their
-reconstructions (X_hat_<p>.png), then print and save a table of the results.
+reconstructions (X_hat_<p>.png). Then save a histogram of the hidden units'
+mean activations per p and a summary of achieved sparsity and test error
+against p, and print and save a table of the results.
 
     python sparseae_generic.py                 # defaults below, about 2.5 minutes on 2 cores
     python sparseae_generic.py --original      # the original 400 full-batch gradient steps
@@ -52,6 +54,8 @@ ORIGINAL_REGIME = {
 
 DEAD_UNIT_THRESHOLD = 1e-3  # a hidden unit with rho_hat_j below this never activates
 RESULTS_FILE = "results_generic.json"
+HISTOGRAM_FILE = "p_hat_histograms.png"  # rho_hat_j of every hidden unit, one panel per p
+SUMMARY_FILE = "sparsity_summary.png"  # achieved mean rho_hat and test error against p
 
 
 def parse_args(argv=None):
@@ -85,7 +89,7 @@ def parse_args(argv=None):
                             for key, value in ORIGINAL_REGIME.items()))
     parser.add_argument("--seed", type=int, default=CONFIG["seed"],
                         help="seed for the initial weights and the order of the samples")
-    parser.add_argument("--data", default=CONFIG["data"],
+    parser.add_argument("--data", type=cli.mnist_source, default=CONFIG["data"],
                         help="MNIST source: a directory of IDX files, an mnist.npz, or 'keras' "
                              "for Keras' download cache (default: data/mnist, shipped)")
     parser.add_argument("--out", default=CONFIG["out"],
@@ -123,15 +127,18 @@ def main(argv=None):
     args, parser = parse_args(argv)
     cli.configure_logging()
 
-    # Checks that need no training come first, so a typo costs seconds.
+    # Checks that need no training come first, so a typo costs seconds. The
+    # output directory is created last, so a rejected option or damaged data
+    # leaves nothing behind in --out.
     from sparseae.data import describe_source, load_mnist
     from sparseae.outputs import prepare_output_dir, write_json
 
-    out_dir = prepare_output_dir(args.out)
     (x_train, _), (x_test, _) = load_mnist(args.data)
     if args.train_size > len(x_train):
         parser.error(f"argument --train-size: {args.train_size} is more than the "
-                     f"{len(x_train)} training images available")
+                     f"{len(x_train)} training images available; use a value from 1 to "
+                     f"{len(x_train)}")
+    out_dir = prepare_output_dir(args.out)
 
     # -----------------------------------------------------------------------
     # Data: the first train_size images, pixels scaled to [0, 1].
@@ -139,6 +146,7 @@ def main(argv=None):
     from sparseae.autoencoder import (
         SparseAutoencoder, TrainingConfig, evaluate_autoencoder, train_autoencoder)
     from sparseae.mosaic import save_mosaic
+    from sparseae.plots import plot_rho_hat_histograms, plot_sparsity_summary
 
     cli.set_seed(args.seed)
     x_train = flatten_images(x_train[: args.train_size])
@@ -198,10 +206,19 @@ def main(argv=None):
     # -----------------------------------------------------------------------
     # Results: the table on stdout, everything in the JSON file.
     # -----------------------------------------------------------------------
+    # Sparsity diagnostics: did the penalty make the hidden layer sparse?
+    runs = results["runs"]
+    plot_rho_hat_histograms(out_dir / HISTOGRAM_FILE, [row["p"] for row in runs],
+                            [row["rho_hat"] for row in runs])
+    plot_sparsity_summary(out_dir / SUMMARY_FILE, [row["p"] for row in runs],
+                          [row["mean_rho_hat"] for row in runs],
+                          [row["test_reconstruction"] for row in runs])
+
     results["complete"] = True
     write_json(out_dir / RESULTS_FILE, results)
-    print(format_table(results["runs"]))
-    log.info("wrote %d mosaics and %s to %s", 3 * len(args.sparsities), RESULTS_FILE, out_dir)
+    print(format_table(runs))
+    log.info("wrote %d mosaics, %s, %s and %s to %s", 3 * len(runs), HISTOGRAM_FILE,
+             SUMMARY_FILE, RESULTS_FILE, out_dir)
     return 0
 
 

@@ -2,8 +2,8 @@
 
 import argparse
 import logging
-import os
 import sys
+from pathlib import Path
 
 from .data import DataError
 from .outputs import OutputError
@@ -51,6 +51,20 @@ def non_negative_int(text):
     return value
 
 
+def mnist_source(text):
+    """Parse --data: 'keras' or the path of an existing file or directory.
+
+    Only the existence of the path is checked here, so that a typo exits with
+    status 2 like any other invalid option. load_mnist() validates the content
+    later and raises DataError for a damaged or wrong file.
+    """
+    if text == "keras" or Path(text).exists():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is neither 'keras' nor an existing file or directory; expected a "
+        "directory of MNIST IDX files, a keras-style mnist.npz, or 'keras'")
+
+
 def _parse_float(text):
     try:
         value = float(text)
@@ -73,14 +87,16 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 
 def configure_logging(verbose=False):
-    """Send progress lines to stderr with timestamps; quiet TensorFlow's C++ start-up chatter."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Send progress lines to stderr with timestamps and hide TensorFlow's retracing warnings."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    # Keras warns when it retraces a training function for each new model;
+    # the scripts build new models on purpose, one per seed.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def set_seed(seed):
@@ -95,17 +111,33 @@ def set_seed(seed):
 def run(main):
     """Call main() and turn expected failures into one line on stderr and an exit status.
 
-    Bad data or an unusable output directory exit with status 1, and Ctrl-C
-    exits with 130 as shells expect after SIGINT, without a traceback.
+    Bad data, an unusable output directory or a diverging training run exit
+    with status 1, and Ctrl-C exits with 130 as shells expect after SIGINT,
+    without a traceback.
     """
-    from .autoencoder import NonFiniteLossError
-
     try:
         return main()
     except KeyboardInterrupt:
         print("interrupted; files already written are complete, none is half-written",
               file=sys.stderr)
         return 130
-    except (DataError, OutputError, NonFiniteLossError) as error:
+    except Exception as error:
+        if not isinstance(error, _reported_errors()):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def _reported_errors():
+    """Return the exception types that run() reports in one line with exit status 1.
+
+    NonFiniteLossError is included only once sparseae.autoencoder has been
+    imported, because importing it here would load TensorFlow, whose start-up
+    messages on stderr (not silenced by TF_CPP_MIN_LOG_LEVEL in 2.21) would
+    precede an option or data error. Until then nothing can raise it.
+    """
+    errors = [DataError, OutputError]
+    autoencoder = sys.modules.get("sparseae.autoencoder")
+    if autoencoder is not None:
+        errors.append(autoencoder.NonFiniteLossError)
+    return tuple(errors)
