@@ -40,7 +40,7 @@ CONFIG = {
     "labels_per_class": [100],  # one run per value; several values draw the label-budget curve
     "seeds": 5,  # number of repetitions, seeds seed, seed+1, ...
     "seed": 0,
-    "eval_split": None,  # "rest" (training images outside the labelled set) or "test"
+    "eval_split": None,  # "rest", "test" or "validation"; see --eval-split
     "pretrain_on": ["labelled"],  # images the autoencoder sees: "labelled" and/or "unlabelled"
     # Sparse autoencoder
     "rho": 0.1,
@@ -74,10 +74,16 @@ QUICK = {
     "epochs": 2,
 }
 
-RESULTS_FILE = "results_semisupervised.json"
-FIGURE_FILE = "semisupervised.png"
-BUDGET_FIGURE_FILE = "label_budget.png"
-MOSAIC_FILE = "W1_semisupervised.png"
+# Share of each digit's labelled images held out by --eval-split validation.
+VALIDATION_FRACTION = 0.2
+
+EVAL_DESCRIPTIONS = {
+    "rest": "the {n} training images outside the labelled set",
+    "test": "the {n} test images",
+    "validation": "{n} held-out labelled images (validation)",
+}
+SHORT_EVAL_DESCRIPTIONS = {"rest": "held-out training images", "test": "test images",
+                           "validation": "held-out labelled images"}
 
 
 def parse_args(argv=None):
@@ -91,10 +97,12 @@ def parse_args(argv=None):
     add("--seeds", type=cli.positive_int, default=CONFIG["seeds"],
         help="number of repetitions; each redraws the labelled set and all initial weights")
     add("--seed", type=int, default=CONFIG["seed"], help="first seed")
-    add("--eval-split", choices=["rest", "test"], default=CONFIG["eval_split"],
+    add("--eval-split", choices=["rest", "test", "validation"], default=CONFIG["eval_split"],
         help="evaluation images: 'rest' = training images outside the labelled set, "
-             "'test' = the 10,000 official test images (default: rest, or test when "
-             "pretraining on unlabelled images)")
+             "'test' = the 10,000 official test images, 'validation' = "
+             f"{VALIDATION_FRACTION:.0%} of each digit's labelled images, held out from all "
+             "training, for choosing settings (default: rest, or test when pretraining on "
+             "unlabelled images)")
     add("--pretrain-on", nargs="+", choices=["labelled", "unlabelled"],
         default=CONFIG["pretrain_on"],
         help="images the autoencoder trains on, without labels: the labelled set, or "
@@ -137,7 +145,7 @@ def parse_args(argv=None):
         help="MNIST source: a directory of IDX files, an mnist.npz, or 'keras' "
              "(default: data/mnist, shipped)")
     add("--out", default=CONFIG["out"],
-        help=f"directory for {FIGURE_FILE}, {MOSAIC_FILE} and {RESULTS_FILE}")
+        help="directory for the figures and the JSON results file")
     args = parser.parse_args(argv)
 
     if args.quick:
@@ -152,7 +160,7 @@ def parse_args(argv=None):
         if args.eval_split == "rest":
             parser.error("argument --eval-split: 'rest' cannot be used with --pretrain-on "
                          "unlabelled, because the autoencoder trains on those images; use 'test'")
-        args.eval_split = "test"
+        args.eval_split = args.eval_split or "test"
     args.eval_split = args.eval_split or "rest"
     args.labels_per_class = sorted(set(args.labels_per_class))
     return args, parser
@@ -167,6 +175,28 @@ def model_names(pretrain_on):
     return names
 
 
+def output_names(args):
+    """Return the output file names; they carry the evaluation split so runs do not collide."""
+    if len(args.labels_per_class) > 1:
+        return {"results": f"results_label_budget_{args.eval_split}.json",
+                "figure": f"label_budget_{args.eval_split}.png"}
+    return {"results": f"results_semisupervised_{args.eval_split}.json",
+            "figure": f"semisupervised_{args.eval_split}.png",
+            "mosaic": "W1_semisupervised_{source}.png"}
+
+
+def split_labelled(labelled, labels, seed):
+    """Split labelled indices into (train, validation), VALIDATION_FRACTION of each digit held out."""
+    rng = np.random.default_rng([seed, 3])
+    held_out = []
+    for digit in np.unique(labels[labelled]):
+        of_digit = labelled[labels[labelled] == digit]
+        count = max(1, int(round(VALIDATION_FRACTION * len(of_digit))))
+        held_out.append(rng.choice(of_digit, size=count, replace=False))
+    held_out = np.sort(np.concatenate(held_out))
+    return np.setdiff1d(labelled, held_out), held_out
+
+
 def run_seed(args, seed, per_class, x_train, y_train, x_test, y_test, mosaic_path):
     """Train every model of the comparison for one seed and label budget; return their scores."""
     from sparseae.autoencoder import SparseAutoencoder, TrainingConfig, train_autoencoder
@@ -178,11 +208,15 @@ def run_seed(args, seed, per_class, x_train, y_train, x_test, y_test, mosaic_pat
     cli.set_seed(seed)
     labelled = select_labelled(y_train, per_class, seed)
     rest = complement(labelled, len(x_train))
-    x_labelled, y_labelled = x_train[labelled], y_train[labelled]
-    if args.eval_split == "rest":
+    if args.eval_split == "validation":
+        # Validation images stay out of every training step, the autoencoder's too.
+        labelled, held_out = split_labelled(labelled, y_train, seed)
+        x_eval, y_eval = x_train[held_out], y_train[held_out]
+    elif args.eval_split == "rest":
         x_eval, y_eval = x_train[rest], y_train[rest]
     else:
         x_eval, y_eval = x_test, y_test
+    x_labelled, y_labelled = x_train[labelled], y_train[labelled]
     classifier_settings = {"epochs": args.epochs, "batch_size": args.batch_size,
                            "learning_rate": args.learning_rate}
     scores = {}
@@ -209,8 +243,9 @@ def run_seed(args, seed, per_class, x_train, y_train, x_test, y_test, mosaic_pat
         log.info("seed %d: autoencoder on %d %s images, J=%.4f after %d epochs (%.1f s)",
                  seed, len(x_pretrain), source, history.epochs[-1]["total"], epochs,
                  history.seconds)
-        if mosaic_path is not None and source == "labelled":
-            save_mosaic(mosaic_path, autoencoder.W1.numpy()[:, :100].T, mode="weights")
+        if mosaic_path is not None:
+            save_mosaic(str(mosaic_path).format(source=source),
+                        autoencoder.W1.numpy()[:, :100].T, mode="weights")
 
         # Softmax layer on the 200-d codes of the labelled images.
         codes = autoencoder.encode(x_labelled).numpy()
@@ -312,6 +347,7 @@ def main(argv=None):
     x_train = x_train.reshape(len(x_train), -1).astype("float32") / 255.0
     x_test = x_test.reshape(len(x_test), -1).astype("float32") / 255.0
     names = model_names(args.pretrain_on)
+    files = output_names(args)
     seeds = list(range(args.seed, args.seed + args.seeds))
     results = {"settings": {key: getattr(args, key) for key in CONFIG}
                | {"data": describe_source(args.data)},
@@ -326,40 +362,39 @@ def main(argv=None):
         for seed in seeds:
             log.info("label budget %d per digit, seed %d (%d of %d)", per_class, seed,
                      seeds.index(seed) + 1, len(seeds))
-            first = per_class == args.labels_per_class[0] and seed == seeds[0]
+            mosaic = files.get("mosaic") if seed == seeds[0] else None
             runs.append(run_seed(args, seed, per_class, x_train, y_train, x_test, y_test,
-                                 out_dir / MOSAIC_FILE if first else None))
-        eval_description = (f"the {runs[0]['n_eval']} training images outside the labelled set"
-                            if args.eval_split == "rest"
-                            else f"the {runs[0]['n_eval']} test images")
+                                 out_dir / mosaic if mosaic else None))
+        eval_description = EVAL_DESCRIPTIONS[args.eval_split].format(n=runs[0]["n_eval"])
         summary, gains = summarise(runs, names)
         results["budgets"].append({"labels_per_class": per_class, "eval_split": args.eval_split,
                                    "eval_description": eval_description, "summary": summary,
                                    "gain_over_baseline": gains, "runs": runs})
-        write_json(out_dir / RESULTS_FILE, results)
+        write_json(out_dir / files["results"], results)
         tables.append(format_table(per_class, eval_description, summary, gains, runs))
 
     # -----------------------------------------------------------------------
     # Results: tables on stdout, the JSON file and the figures.
     # -----------------------------------------------------------------------
-    main_budget = results["budgets"][-1 if 100 not in args.labels_per_class
-                                     else args.labels_per_class.index(100)]
-    plot_accuracy_bars(
-        out_dir / FIGURE_FILE, names,
-        [[run["scores"][name]["accuracy"] for run in main_budget["runs"]] for name in names],
-        f"{main_budget['labels_per_class']} labels per digit, {len(seeds)} seeds\n"
-        f"accuracy on {main_budget['eval_description']}")
     if len(args.labels_per_class) > 1:
+        # Softmax-on-codes curves sit close to the fine-tuned ones; the table has them.
         curves = {name: [[run["scores"][name]["accuracy"] for run in budget["runs"]]
                          for budget in results["budgets"]]
                   for name in names if not name.startswith("softmax")}
-        plot_label_budget(out_dir / BUDGET_FIGURE_FILE, args.labels_per_class, curves,
-                          f"accuracy on {'test images' if args.eval_split == 'test' else 'held-out training images'}, "
+        plot_label_budget(out_dir / files["figure"], args.labels_per_class, curves,
+                          f"accuracy on {SHORT_EVAL_DESCRIPTIONS[args.eval_split]}, "
                           f"{len(seeds)} seeds (mean +- sd)")
+    else:
+        budget = results["budgets"][0]
+        plot_accuracy_bars(
+            out_dir / files["figure"], names,
+            [[run["scores"][name]["accuracy"] for run in budget["runs"]] for name in names],
+            f"{budget['labels_per_class']} labels per digit, {len(seeds)} seeds\n"
+            f"accuracy on {budget['eval_description']}")
     results["complete"] = True
-    write_json(out_dir / RESULTS_FILE, results)
+    write_json(out_dir / files["results"], results)
     print("\n\n".join(tables))
-    log.info("wrote %s, %s and %s to %s", RESULTS_FILE, FIGURE_FILE, MOSAIC_FILE, out_dir)
+    log.info("wrote %s and %s to %s", files["figure"], files["results"], out_dir)
     return 0
 
 

@@ -150,9 +150,10 @@ def test_script_quick_run_writes_outputs(tmp_path, capsys):
         assert name in table
     assert "59900 training images outside the labelled set" in table
 
-    for name in ("semisupervised.png", "W1_semisupervised.png", "results_semisupervised.json"):
+    for name in ("semisupervised_rest.png", "W1_semisupervised_labelled.png",
+                 "results_semisupervised_rest.json"):
         assert (tmp_path / name).stat().st_size > 0, name
-    results = json.loads((tmp_path / "results_semisupervised.json").read_text())
+    results = json.loads((tmp_path / "results_semisupervised_rest.json").read_text())
     assert results["complete"] is True
     budget = results["budgets"][0]
     assert budget["eval_split"] == "rest"
@@ -173,8 +174,9 @@ def test_script_label_budget_sweep_with_unlabelled(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "fine-tuned (AE on unlabelled)" in table
     assert "10000 test images" in table
-    assert (tmp_path / "label_budget.png").stat().st_size > 0
-    results = json.loads((tmp_path / "results_semisupervised.json").read_text())
+    assert (tmp_path / "label_budget_test.png").stat().st_size > 0
+    assert not list(tmp_path.glob("W1_*.png"))  # a sweep draws no mosaics
+    results = json.loads((tmp_path / "results_label_budget_test.json").read_text())
     assert [budget["labels_per_class"] for budget in results["budgets"]] == [2, 5]
     assert all(budget["eval_split"] == "test" for budget in results["budgets"])
 
@@ -185,3 +187,25 @@ def test_script_rejects_rest_split_with_unlabelled(tmp_path, capsys):
         script.main(["--pretrain-on", "unlabelled", "--eval-split", "rest", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "--eval-split" in capsys.readouterr().err
+
+
+def test_validation_split_holds_out_labelled_images(tmp_path, capsys):
+    script = load_script("sparseae_semiSupervisedLearning")
+    argv = ["--quick", "--labels-per-class", "5", "--seeds", "1", "--eval-split", "validation",
+            "--out", str(tmp_path)]
+    assert script.main(argv) == 0
+
+    assert "10 held-out labelled images (validation)" in capsys.readouterr().out
+    results = json.loads((tmp_path / "results_semisupervised_validation.json").read_text())
+    run = results["budgets"][0]["runs"][0]
+    assert (run["n_labelled"], run["n_eval"]) == (40, 10)
+
+
+def test_split_labelled_is_stratified(mnist):
+    script = load_script("sparseae_semiSupervisedLearning")
+    (_, y_train), _ = mnist
+    labelled = select_labelled(y_train, 100, seed=0)
+    train, held_out = script.split_labelled(labelled, y_train, seed=0)
+    assert np.bincount(y_train[held_out], minlength=10).tolist() == [20] * 10
+    assert np.bincount(y_train[train], minlength=10).tolist() == [80] * 10
+    assert np.intersect1d(train, held_out).size == 0
