@@ -100,7 +100,7 @@ def parse_args(argv=None):
     add("--eval-split", choices=["rest", "test", "validation"], default=CONFIG["eval_split"],
         help="evaluation images: 'rest' = training images outside the labelled set, "
              "'test' = the 10,000 official test images, 'validation' = "
-             f"{VALIDATION_FRACTION:.0%} of each digit's labelled images, held out from all "
+             f"{VALIDATION_FRACTION * 100:.0f}%% of each digit's labelled images, held out from all "
              "training, for choosing settings (default: rest, or test when pretraining on "
              "unlabelled images)")
     add("--pretrain-on", nargs="+", choices=["labelled", "unlabelled"],

@@ -83,7 +83,16 @@ def _parse_int(text):
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show defaults in --help and keep the description's line breaks."""
+    """Show defaults in --help and keep the description's line breaks.
+
+    Options whose default is None or False explain their default in their
+    own help text, so "(default: None)" is not appended to them.
+    """
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def configure_logging(verbose=False):

@@ -90,3 +90,15 @@ def test_script_original_regime_sets_full_batch_sgd():
     args, _ = script.parse_args(["--original"])
     assert (args.optimizer, args.learning_rate, args.batch_size) == ("sgd", 0.1, 0)
     assert (args.epochs, args.train_size) == (400, 6000)
+
+
+@pytest.mark.parametrize("name", ["sparseae_generic", "sparseae_semiSupervisedLearning"])
+def test_help_describes_every_option(name, capsys):
+    script = load_script(name)
+    with pytest.raises(SystemExit) as exit_info:
+        script.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--seed", "--data", "--out", "--learning-rate", "--beta"):
+        assert option in text
+    assert "(default: None)" not in text
