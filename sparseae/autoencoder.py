@@ -164,7 +164,7 @@ def make_optimizer(name, learning_rate):
 def build_train_epoch(model, optimizer, batch_size):
     """Return a compiled function that runs one epoch of minibatch steps over shuffled inputs.
 
-    The whole epoch runs as one graph, so Python costs nothing per step. It
+    The whole epoch runs as one graph, so Python adds no overhead per step. It
     stops at the first step whose J is not finite and returns that step's
     index (or -1) with the mean cost terms of the steps taken.
     """

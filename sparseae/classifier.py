@@ -52,7 +52,7 @@ class ArrayInitializer(keras.initializers.Initializer):
         shape = tuple(int(size) for size in shape)
         if shape != self.value.shape:
             raise ValueError(
-                f"ArrayInitializer holds an array of shape {self.value.shape}, "
+                f"ArrayInitializer contains an array of shape {self.value.shape}, "
                 f"but the layer requested shape {shape}; pass an array of that shape "
                 "(a Dense kernel is (inputs, units))"
             )

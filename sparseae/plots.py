@@ -83,7 +83,13 @@ def plot_rho_hat_histograms(path, targets, rho_hats):
     figure = new_figure(3.0 * len(targets), 2.8)
     panels = figure.subplots(1, len(targets), squeeze=False)[0]
     for axes, target, rho_hat in zip(panels, targets, rho_hats):
-        axes.hist(rho_hat, bins=np.linspace(0.0, 1.0, 41), color="#9ecae1", edgecolor="#3182bd")
+        # Each panel zooms on its own values and target, because p = 0.01 and
+        # p = 0.8 cannot share one readable axis.
+        low = min(np.min(rho_hat), target)
+        high = max(np.max(rho_hat), target)
+        pad = 0.25 * (high - low) + 0.005
+        bins = np.linspace(max(0.0, low - pad), min(1.0, high + pad), 31)
+        axes.hist(rho_hat, bins=bins, color="#9ecae1", edgecolor="#3182bd")
         axes.axvline(target, color="crimson", linestyle="--", label=f"target p={target:g}")
         axes.axvline(np.mean(rho_hat), color="black", label=f"mean {np.mean(rho_hat):.3f}")
         axes.set_xlabel("mean activation of a hidden unit")
@@ -97,14 +103,19 @@ def plot_sparsity_summary(path, targets, mean_rho_hats, test_errors):
     """Save achieved mean rho_hat and test reconstruction error against target p."""
     figure = new_figure(8.0, 3.2)
     left, right = figure.subplots(1, 2)
-    left.plot([0, 1], [0, 1], color="grey", linestyle=":", label="achieved = target")
+    # Log axes, so that a miss at p = 0.01 is as visible as one at p = 0.8.
+    span = [min(min(targets), min(mean_rho_hats)) / 1.5, 1.0]
+    left.plot(span, span, color="grey", linestyle=":", label="achieved = target")
     left.plot(targets, mean_rho_hats, marker="o", label="achieved")
+    left.set_xscale("log")
+    left.set_yscale("log")
     left.set_xlabel("target p")
-    left.set_ylabel("mean rho_hat over hidden units")
+    left.set_ylabel("achieved mean p\u0302 over hidden units")
     left.legend(fontsize=8)
     right.plot(targets, test_errors, marker="o")
+    right.set_xscale("log")
     right.set_xlabel("target p")
-    right.set_ylabel("test reconstruction error\n(mean squared error per image)")
+    right.set_ylabel("test reconstruction error\n(squared error per image)")
     for axes in (left, right):
         axes.grid(alpha=0.3)
     save_figure(figure, path)
