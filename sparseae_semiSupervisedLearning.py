@@ -14,7 +14,7 @@ The softmax on the codes, before fine-tuning, is reported too. Every seed
 redraws the labelled set and all initial weights; the script reports mean
 and standard deviation over seeds, and the per-seed gain over the baseline.
 
-    python sparseae_semiSupervisedLearning.py                  # 5 seeds, about 3 minutes
+    python sparseae_semiSupervisedLearning.py                  # 5 seeds, about 3.5 minutes
     python sparseae_semiSupervisedLearning.py --eval-split test
     python sparseae_semiSupervisedLearning.py --labels-per-class 10 30 100 300
     python sparseae_semiSupervisedLearning.py --pretrain-on labelled unlabelled
@@ -306,10 +306,10 @@ def format_table(per_class, eval_description, summary, gains, runs):
     """Return one label budget's comparison as text: mean +- sd per model, then per-seed gains."""
     lines = [f"{per_class} labels per digit, evaluated on {eval_description}, "
              f"{len(runs)} seeds (mean +- sd)",
-             f"{'model':<34} {'loss':>17} {'accuracy (%)':>17}"]
+             f"{'model':<36} {'loss':>17} {'accuracy (%)':>17}"]
     for name, row in summary.items():
         loss, accuracy = row["loss"], row["accuracy"]
-        lines.append(f"{name:<34} {loss['mean']:>8.4f} +- {loss['sd']:<6.4f}"
+        lines.append(f"{name:<36} {loss['mean']:>8.4f} +- {loss['sd']:<6.4f}"
                      f" {100 * accuracy['mean']:>8.2f} +- {100 * accuracy['sd']:<5.2f}")
     seeds = ", ".join(str(run["seed"]) for run in runs)
     for name, differences in gains.items():
