@@ -37,7 +37,9 @@ COST_TERMS = ("total", "reconstruction", "weight_penalty", "sparsity_penalty")
 def kl_divergence(rho, rho_hat):
     """Return the Bernoulli KL divergence KL(rho || rho_hat), elementwise."""
     rho_hat = tf.convert_to_tensor(rho_hat)
-    rho = tf.cast(rho, rho_hat.dtype)
+    # The dtype hint keeps a Python float rho exact in float64 models instead
+    # of rounding it through float32 first.
+    rho = tf.cast(tf.convert_to_tensor(rho, dtype_hint=rho_hat.dtype), rho_hat.dtype)
     rho_hat = tf.clip_by_value(rho_hat, RHO_HAT_EPSILON, 1.0 - RHO_HAT_EPSILON)
     return rho * tf.math.log(rho / rho_hat) + (1.0 - rho) * tf.math.log(
         (1.0 - rho) / (1.0 - rho_hat)
@@ -168,6 +170,18 @@ def build_train_epoch(model, optimizer, batch_size):
     stops at the first step whose J is not finite and returns that step's
     index (or -1) with the mean cost terms of the steps taken.
     """
+    variables = model.variables_in_order
+
+    # XLA fuses the many small elementwise ops of the backward pass and of
+    # the Adam update, which TensorFlow otherwise runs one kernel at a time.
+    # At batch 256 on 2 CPU cores they took about as long as the five
+    # matrix products (TensorFlow 2.21). The epoch loop stays outside XLA,
+    # because compiled whole it ran about 5x slower.
+    gradients = tf.function(model.gradients, jit_compile=True)
+
+    @tf.function(jit_compile=True)
+    def apply_gradients(grads):
+        optimizer.apply_gradients(zip(grads, variables))
 
     @tf.function
     def train_epoch(x):
@@ -178,11 +192,11 @@ def build_train_epoch(model, optimizer, batch_size):
         steps_taken = tf.constant(0)
         for step in tf.range(n_steps):
             batch = x[step * batch_size : tf.minimum((step + 1) * batch_size, n)]
-            terms, grads = model.gradients(batch)
+            terms, grads = gradients(batch)
             if not tf.math.is_finite(terms["total"]):
                 bad_step = step
                 break
-            optimizer.apply_gradients(zip(grads, model.variables_in_order))
+            apply_gradients(grads)
             sums = {name: sums[name] + terms[name] for name in sums}
             steps_taken += 1
         count = tf.cast(tf.maximum(steps_taken, 1), model.dtype)
@@ -209,8 +223,9 @@ def train_autoencoder(model, x, config):
     history = TrainingHistory()
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
-        order = rng.permutation(n) if batch_size < n else np.arange(n)
-        means, bad_step = train_epoch(tf.gather(x, order))
+        # A full batch is used in its stored order, so it needs no shuffled copy.
+        epoch_x = tf.gather(x, rng.permutation(n)) if batch_size < n else x
+        means, bad_step = train_epoch(epoch_x)
         bad_step = int(bad_step)
         if bad_step >= 0:
             raise NonFiniteLossError(
