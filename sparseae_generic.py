@@ -9,7 +9,7 @@ reconstructions (X_hat_<p>.png). Then save a histogram of the hidden units'
 mean activations per p and a summary of achieved sparsity and test error
 against p, and print and save a table of the results.
 
-    python sparseae_generic.py                 # defaults below, about 2.5 minutes on 2 cores
+    python sparseae_generic.py                 # defaults below, about 2 minutes on 2 cores
     python sparseae_generic.py --original      # the original 400 full-batch gradient steps
     python sparseae_generic.py --sparsities 0.05 --epochs 5 --out runs/quick
 """
