@@ -68,8 +68,8 @@ class ArrayInitializer(keras.initializers.Initializer):
 def build_network(n_hidden=200, weights=None, weight_decay=0.0, name="classifier"):
     """Return a 784-n_hidden-10 network with a sigmoid hidden layer and a softmax output.
 
-    weights, if given, is (W1, b1, W_softmax, b_softmax) and every kernel and
-    bias starts from it through ArrayInitializer; otherwise kernels are
+    weights, if given, is (W1, b1, W_softmax, b_softmax), and every kernel
+    and bias starts from it through ArrayInitializer. Otherwise kernels are
     Glorot uniform and biases zero. weight_decay is lambda in
     (lambda / 2) * ||W||^2 on both kernels.
     """

@@ -29,7 +29,8 @@ def test_weight_tiles_scaled_each_on_its_own():
     for index in range(2):
         left = BORDER + index * (TILE + BORDER)
         tile = mosaic[BORDER : BORDER + TILE, left : left + TILE]
-        assert tile.min() >= 0.0 and tile.max() <= 1.0
+        assert tile.min() >= 0.0
+        assert tile.max() <= 1.0
         # Each tile reaches one end of the grey range, whatever its own scale.
         assert max(tile.max() - 0.5, 0.5 - tile.min()) == pytest.approx(0.5)
 
