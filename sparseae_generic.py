@@ -86,8 +86,9 @@ def parse_args(argv=None):
     parser.add_argument("--original", action="store_true",
                         help="use the original regime: " + ", ".join(
                             f"{key.replace('_', '-')}={value}"
-                            for key, value in ORIGINAL_REGIME.items()))
-    parser.add_argument("--seed", type=int, default=CONFIG["seed"],
+                            for key, value in ORIGINAL_REGIME.items())
+                        + " (explicit options still win)")
+    parser.add_argument("--seed", type=cli.seed_value, default=CONFIG["seed"],
                         help="seed for the initial weights and the order of the samples")
     parser.add_argument("--data", type=cli.mnist_source, default=CONFIG["data"],
                         help="MNIST source: a directory of IDX files, an mnist.npz, or 'keras' "
@@ -98,8 +99,8 @@ def parse_args(argv=None):
                         help="epochs between progress lines; 0 for none")
     args = parser.parse_args(argv)
     if args.original:
-        for key, value in ORIGINAL_REGIME.items():
-            setattr(args, key, value)
+        cli.apply_preset(args, ORIGINAL_REGIME, argv)
+    args.sparsities = cli.unique(args.sparsities)
     return args, parser
 
 

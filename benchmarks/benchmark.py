@@ -65,7 +65,7 @@ def parse_args(argv=None):
                         default=semisupervised.CONFIG["epochs"],
                         help="epochs per classifier training call")
     parser.add_argument("--skip-scripts", action="store_true",
-                        help="do not run the two scripts as whole subprocesses (about 4 minutes)")
+                        help="skip the two whole-script runs, which take about 4 minutes")
     parser.add_argument("--script-timeout", type=cli.positive_float, default=1800.0,
                         help="seconds after which a script run is stopped and reported as timed out")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
@@ -75,6 +75,9 @@ def parse_args(argv=None):
                             f"--{key.replace('_', '-')} {value}" for key, value in TINY.items())
                         + ", --skip-scripts (explicit options still win)")
     args = parser.parse_args(argv)
+    if args.output.is_dir():
+        parser.error(f"argument --output: {args.output} is a directory; give a file name "
+                     "such as docs/benchmarks.md")
 
     if args.tiny:
         given_options = {arg.split("=")[0]

@@ -51,6 +51,30 @@ def non_negative_int(text):
     return value
 
 
+MAX_SEED = 2**32 - 1  # numpy's default_rng and Keras' set_random_seed accept 0 to 2**32 - 1
+
+
+def seed_value(text):
+    """Parse a random seed, an integer from 0 to 2**32 - 1."""
+    value = _parse_int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0 to {MAX_SEED}")
+    return value
+
+
+def apply_preset(args, preset, argv):
+    """Set each preset value on args unless its option was given on the command line."""
+    given = {arg.split("=")[0] for arg in (argv if argv is not None else sys.argv[1:])}
+    for key, value in preset.items():
+        if f"--{key.replace('_', '-')}" not in given:
+            setattr(args, key, value)
+
+
+def unique(values):
+    """Return values without repeats, in their first order."""
+    return list(dict.fromkeys(values))
+
+
 def mnist_source(text):
     """Parse --data: 'keras' or the path of an existing file or directory.
 

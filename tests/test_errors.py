@@ -505,3 +505,37 @@ def test_generic_runs_without_display(tmp_path, capsys, monkeypatch):
     import matplotlib.pyplot as plt
 
     assert plt.get_fignums() == []
+
+
+@pytest.mark.parametrize("script", [generic, semi], ids=["generic", "semi"])
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_seed_out_of_range_exits_2(script, seed, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--seed", seed, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "--seed" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_last_seed_out_of_range_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        semi.main(["--seed", "4294967295", "--seeds", "2", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--seeds" in capsys.readouterr().err
+
+
+def test_validation_budget_too_small_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        semi.main(["--eval-split", "validation", "--labels-per-class", "2", "--out",
+                   str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "at least 5 labels per digit" in capsys.readouterr().err
+
+
+def test_written_files_follow_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        outputs.write_json(tmp_path / "results.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644

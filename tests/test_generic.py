@@ -103,3 +103,16 @@ def test_help_describes_every_option(name, capsys):
     for option in ("--seed", "--data", "--out", "--learning-rate", "--beta"):
         assert option in text
     assert "(default: None)" not in text
+
+
+def test_original_regime_keeps_explicit_options():
+    script = load_script("sparseae_generic")
+    args, _ = script.parse_args(["--original", "--epochs", "3", "--train-size=500"])
+    assert (args.epochs, args.train_size) == (3, 500)
+    assert (args.optimizer, args.batch_size) == ("sgd", 0)
+
+
+def test_repeated_sparsities_run_once():
+    script = load_script("sparseae_generic")
+    args, _ = script.parse_args(["--sparsities", "0.1", "0.5", "0.1"])
+    assert args.sparsities == [0.1, 0.5]

@@ -209,3 +209,17 @@ def test_split_labelled_is_stratified(mnist):
     assert np.bincount(y_train[held_out], minlength=10).tolist() == [20] * 10
     assert np.bincount(y_train[train], minlength=10).tolist() == [80] * 10
     assert np.intersect1d(train, held_out).size == 0
+
+
+def test_quick_run_defaults_away_from_figures():
+    script = load_script("sparseae_semiSupervisedLearning")
+    args, _ = script.parse_args(["--quick"])
+    assert args.out == "runs/quick"
+    explicit, _ = script.parse_args(["--quick", "--out", "elsewhere"])
+    assert explicit.out == "elsewhere"
+
+
+def test_repeated_pretrain_sources_run_once():
+    script = load_script("sparseae_semiSupervisedLearning")
+    args, _ = script.parse_args(["--pretrain-on", "labelled", "labelled"])
+    assert args.pretrain_on == ["labelled"]
