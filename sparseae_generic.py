@@ -63,6 +63,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter
     )
+
+    # The model and its cost
     parser.add_argument("--sparsities", "-p", nargs="+", type=cli.open_unit_interval,
                         default=CONFIG["sparsities"],
                         help="target sparsities p, each in the open interval (0, 1)")
@@ -73,6 +75,8 @@ def parse_args(argv=None):
                         help="weight decay lambda (>= 0) on W1 and W2")
     parser.add_argument("--beta", type=cli.non_negative_float, default=CONFIG["beta"],
                         help="weight beta (>= 0) of the KL sparsity penalty")
+
+    # Training
     parser.add_argument("--train-size", type=cli.positive_int, default=CONFIG["train_size"],
                         help="number of training images, taken from the start of the training set")
     parser.add_argument("--epochs", type=cli.positive_int, default=CONFIG["epochs"],
@@ -88,6 +92,8 @@ def parse_args(argv=None):
                             f"{key.replace('_', '-')}={value}"
                             for key, value in ORIGINAL_REGIME.items())
                         + " (explicit options still win)")
+
+    # Data, outputs and logging
     parser.add_argument("--seed", type=cli.seed_value, default=CONFIG["seed"],
                         help="seed for the initial weights and the order of the samples")
     parser.add_argument("--data", type=cli.mnist_source, default=CONFIG["data"],
@@ -97,16 +103,12 @@ def parse_args(argv=None):
                         help="directory for the PNG mosaics and " + RESULTS_FILE)
     parser.add_argument("--log-every", type=cli.non_negative_int, default=1,
                         help="epochs between progress lines; 0 for none")
+
     args = parser.parse_args(argv)
     if args.original:
         cli.apply_preset(args, ORIGINAL_REGIME, argv)
     args.sparsities = cli.unique(args.sparsities)
     return args, parser
-
-
-def flatten_images(images):
-    """Turn uint8 (N, 28, 28) images into float32 (N, 784) rows in [0, 1]."""
-    return images.reshape(len(images), -1).astype("float32") / 255.0
 
 
 def format_table(rows):
@@ -131,7 +133,7 @@ def main(argv=None):
     # Checks that need no training come first, so a typo costs seconds. The
     # output directory is created last, so a rejected option or damaged data
     # leaves nothing behind in --out.
-    from sparseae.data import describe_source, load_mnist
+    from sparseae.data import describe_source, flatten_images, load_mnist
     from sparseae.outputs import prepare_output_dir, write_json
 
     (x_train, _), (x_test, _) = load_mnist(args.data)

@@ -11,7 +11,7 @@ rate, batch size and epochs on the same labels:
                     stacked network is then fine-tuned.
 
 The softmax on the codes, before fine-tuning, is reported too. Every seed
-redraws the labelled set and all initial weights; the script reports mean
+redraws the labelled set and all initial weights. The script reports the mean
 and standard deviation over seeds, and the per-seed gain over the baseline.
 
     python sparseae_semiSupervisedLearning.py                  # 5 seeds, about 2 minutes on 2 cores
@@ -21,6 +21,7 @@ and standard deviation over seeds, and the per-seed gain over the baseline.
 """
 
 import argparse
+import hashlib
 import logging
 import sys
 
@@ -33,7 +34,7 @@ log = logging.getLogger("sparseae")
 # ---------------------------------------------------------------------------
 # Configuration: every value here can be overridden on the command line.
 # The classifier settings are the same for the baseline and the fine-tuned
-# network; the README says how they were chosen on a validation split.
+# network. The README describes how they were chosen on a validation split.
 # ---------------------------------------------------------------------------
 
 CONFIG = {
@@ -41,7 +42,7 @@ CONFIG = {
     "seeds": 5,  # number of repetitions, seeds seed, seed+1, ...
     "seed": 0,
     "eval_split": None,  # "rest", "test" or "validation"; see --eval-split
-    "pretrain_on": ["labelled"],  # images the autoencoder sees: "labelled" and/or "unlabelled"
+    "pretrain_on": ["labelled"],  # images the autoencoder trains on: "labelled" and/or "unlabelled"
     # Sparse autoencoder
     "rho": 0.1,
     "beta": 3.0,
@@ -175,11 +176,16 @@ def parse_args(argv=None):
     return args, parser
 
 
+def source_suffix(source):
+    """Return the suffix that marks model names whose autoencoder trained on source."""
+    return "" if source == "labelled" else " (AE on unlabelled)"
+
+
 def model_names(pretrain_on):
     """Return the row names of the comparison, in table order."""
     names = ["baseline"]
     for source in pretrain_on:
-        suffix = "" if source == "labelled" else " (AE on unlabelled)"
+        suffix = source_suffix(source)
         names += [f"softmax on codes{suffix}", f"fine-tuned{suffix}"]
     return names
 
@@ -239,7 +245,7 @@ def run_seed(args, seed, per_class, x_train, y_train, x_test, y_test, mosaic_pat
              scores["baseline"]["accuracy"])
 
     for source in args.pretrain_on:
-        suffix = "" if source == "labelled" else " (AE on unlabelled)"
+        suffix = source_suffix(source)
 
         # Sparse autoencoder on images without their labels.
         x_pretrain = x_labelled if source == "labelled" else x_train[rest]
@@ -287,8 +293,6 @@ def run_seed(args, seed, per_class, x_train, y_train, x_test, y_test, mosaic_pat
 
 def hash_indices(indices):
     """Return a short SHA-256 of an index array, to show which labelled set a seed drew."""
-    import hashlib
-
     return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
@@ -334,7 +338,7 @@ def main(argv=None):
     # Checks that need no training come first. TensorFlow is imported only
     # after them, and the output directory is created last, so a rejected
     # option or damaged data prints one line and leaves nothing in --out.
-    from sparseae.data import NUM_CLASSES, describe_source, load_mnist
+    from sparseae.data import NUM_CLASSES, describe_source, flatten_images, load_mnist
     from sparseae.outputs import prepare_output_dir, write_json
 
     (x_train, y_train), (x_test, y_test) = load_mnist(args.data)
@@ -353,8 +357,8 @@ def main(argv=None):
     # -----------------------------------------------------------------------
     from sparseae.plots import plot_accuracy_bars, plot_label_budget
 
-    x_train = x_train.reshape(len(x_train), -1).astype("float32") / 255.0
-    x_test = x_test.reshape(len(x_test), -1).astype("float32") / 255.0
+    x_train = flatten_images(x_train)
+    x_test = flatten_images(x_test)
     names = model_names(args.pretrain_on)
     files = output_names(args)
     seeds = list(range(args.seed, args.seed + args.seeds))

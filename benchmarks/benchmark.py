@@ -31,7 +31,7 @@ from benchmarks.measurements import (  # noqa: E402
 from benchmarks.report import TARGET_SCRIPT_SECONDS, render_report  # noqa: E402
 from sparseae import cli  # noqa: E402
 from sparseae.classifier import select_labelled  # noqa: E402
-from sparseae.data import load_mnist  # noqa: E402
+from sparseae.data import flatten_images, load_mnist  # noqa: E402
 from sparseae.outputs import atomic_write  # noqa: E402
 
 log = logging.getLogger("benchmarks")
@@ -80,11 +80,7 @@ def parse_args(argv=None):
                      "such as docs/benchmarks.md")
 
     if args.tiny:
-        given_options = {arg.split("=")[0]
-                         for arg in (argv if argv is not None else sys.argv[1:])}
-        for key, value in TINY.items():
-            if f"--{key.replace('_', '-')}" not in given_options:
-                setattr(args, key, value)
+        cli.apply_preset(args, TINY, argv)
         args.skip_scripts = True
     args.batch_size = min(args.batch_size, args.images)
     return args
@@ -118,14 +114,14 @@ def main(argv=None):
     if args.images > len(x_train):
         raise SystemExit(f"error: --images {args.images} is more than the {len(x_train)} "
                          "training images available; choose a smaller --images")
-    x = sparseae_generic.flatten_images(x_train[: args.images])
+    x = flatten_images(x_train[: args.images])
     n_hidden = sparseae_generic.CONFIG["hidden"]
     batch_sizes = (args.batch_size, args.images)
 
     autoencoder = measure_autoencoder(x, batch_sizes, args.repeats, n_hidden)
 
     labelled = select_labelled(y_train, args.labels_per_class, seed=0)
-    x_labelled = sparseae_generic.flatten_images(x_train[labelled])
+    x_labelled = flatten_images(x_train[labelled])
     classifier, steps_per_epoch = measure_classifier(
         x_labelled, y_train[labelled], args.repeats, args.classifier_epochs)
 

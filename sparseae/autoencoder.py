@@ -2,7 +2,7 @@
 
 The network is A1 = sigmoid(x W1 + b1), x_hat = sigmoid(A1 W2 + b2), with one
 sample per row of x. W1 therefore has shape (n_visible, n_hidden): column j of
-W1 holds the input weights of hidden unit j, which the MATLAB original stores
+W1 contains the input weights of hidden unit j, which the MATLAB original stores
 as row j of its (n_hidden, n_visible) W1.
 
 The cost over a batch of M samples is

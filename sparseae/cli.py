@@ -64,9 +64,9 @@ def seed_value(text):
 
 def apply_preset(args, preset, argv):
     """Set each preset value on args unless its option was given on the command line."""
-    given = {arg.split("=")[0] for arg in (argv if argv is not None else sys.argv[1:])}
+    given_options = {arg.split("=")[0] for arg in (argv if argv is not None else sys.argv[1:])}
     for key, value in preset.items():
-        if f"--{key.replace('_', '-')}" not in given:
+        if f"--{key.replace('_', '-')}" not in given_options:
             setattr(args, key, value)
 
 

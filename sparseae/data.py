@@ -541,6 +541,11 @@ def load_mnist(source: str | os.PathLike | None = None):
     raise _unknown_source_error(source)
 
 
+def flatten_images(images):
+    """Turn uint8 (N, 28, 28) images into float32 (N, 784) rows in [0, 1]."""
+    return images.reshape(len(images), -1).astype("float32") / 255.0
+
+
 def describe_source(source: str | os.PathLike | None) -> str:
     """Return a short name of a load_mnist() source for logs and results."""
     if source is None:
